@@ -1,0 +1,284 @@
+"""`OutlignStream`: requests, errors, retries and pacing shared by every Outlign endpoint."""
+
+from __future__ import annotations
+
+import random
+from functools import cached_property
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import backoff
+import orjson
+import requests
+from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
+from singer_sdk.streams import RESTStream
+from singer_sdk.streams.rest import PageContext
+from typing_extensions import override
+
+from tap_outlign.errors import LOGIN_HINT, OutlignAPIError
+from tap_outlign.pacing import RateLimitPacer, header_seconds
+from tap_outlign.page_walk import PageWalk
+from tap_outlign.pagination import (
+    LaravelPaginator,
+    Page,
+    PageToken,
+    UnexpectedShapeError,
+    page_of,
+    parse_page,
+    remember_page,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Generator, Iterable
+
+    from backoff.types import Details
+    from singer_sdk.helpers.types import Context
+    from singer_sdk.tap_base import Tap
+
+    from tap_outlign.auth import OutlignAuthenticator
+
+#: Statuses worth retrying: the request may well succeed a moment later.
+RETRY_STATUSES = frozenset({408, 425, 429, 500, 502, 503, 504})
+#: Longest wait between two retries (before a server-sent `Retry-After`, which wins).
+MAX_BACKOFF_SECONDS = 30.0
+_TRANSIENT_ERRORS = (
+    RetriableAPIError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ConnectionError,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+
+
+class TransientAPIError(RetriableAPIError):
+    """A failure that may pass; `wait` is the server's `Retry-After` or 0 to retry at once."""
+
+    def __init__(
+        self,
+        message: str,
+        response: requests.Response | None = None,
+        *,
+        wait: float | None = None,
+    ) -> None:
+        """Keep the server's requested wait alongside the message."""
+        super().__init__(message, response)
+        self.wait = wait
+
+
+def _api_message(response: requests.Response) -> str:
+    """Outlign's own `message` (Laravel's error body), or the HTTP reason phrase."""
+    try:
+        body = orjson.loads(response.content)
+    except orjson.JSONDecodeError:
+        body = None
+    message = body.get("message") if isinstance(body, dict) else None
+    if isinstance(message, str) and message:
+        return message[:200]
+    return response.reason or "no message"
+
+
+class OutlignStream(RESTStream[PageToken | None]):
+    """Base for Outlign streams: one request path, one decoder, retries and pacing."""
+
+    # A retried 401 refreshes the token; everything else is in `validate_response`.
+    extra_retry_statuses = tuple(RETRY_STATUSES)
+
+    def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
+        """Share the tap's authenticator; pace this stream's requests on its own budget."""
+        super().__init__(tap, *args, **kwargs)
+        self._outlign_authenticator: OutlignAuthenticator = tap.authenticator  # type: ignore[attr-defined]
+        self.pacer = RateLimitPacer()
+
+    @property
+    @override
+    def url_base(self) -> str:
+        return str(self.config["api_url"]).rstrip("/")
+
+    @property
+    @override
+    def authenticator(self) -> OutlignAuthenticator:
+        return self._outlign_authenticator
+
+    @cached_property
+    @override
+    def user_agent(self) -> str:
+        return str(self._tap.user_agent)  # type: ignore[attr-defined]
+
+    @property
+    @override
+    def http_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json"}
+
+    @property
+    @override
+    def timeout(self) -> int:
+        return int(self.config["request_timeout"])
+
+    @override
+    def get_new_paginator(self) -> LaravelPaginator | None:
+        return LaravelPaginator()
+
+    @override
+    def get_url_params(
+        self,
+        context: Context | None,
+        next_page_token: PageToken | None,
+    ) -> dict[str, Any]:
+        params: dict[str, Any] = {"per_page": self.config["page_size"]}
+        if next_page_token is not None:
+            params.update(next_page_token.params())
+        return params
+
+    def decode(self, body: Any) -> Page:
+        """Turn a decoded JSON body into a page of records (lists by default)."""
+        return parse_page(body)
+
+    # -- responses ----------------------------------------------------------------------
+
+    @override
+    def validate_response(self, response: requests.Response) -> None:
+        status = response.status_code
+        if status == HTTPStatus.UNAUTHORIZED:
+            self._handle_unauthorized(response)
+        if status in RETRY_STATUSES:
+            wait = header_seconds(response, "Retry-After")
+            msg = f"Outlign answered {status} ({_api_message(response)})"
+            raise TransientAPIError(msg, response, wait=wait)
+        if status >= HTTPStatus.BAD_REQUEST:
+            raise OutlignAPIError(self._fatal_status_message(response))
+        try:
+            body = orjson.loads(response.content)
+        except orjson.JSONDecodeError as exc:
+            msg = f"Outlign answered {status} with a body that is not complete JSON"
+            raise TransientAPIError(msg, response) from exc
+        try:
+            remember_page(response, self.decode(body))
+        except UnexpectedShapeError as exc:
+            msg = (
+                f"stream '{self.name}': unexpected answer from {self.path}: {exc}; "
+                "the Outlign API may have changed: please report it to tap-outlign"
+            )
+            raise OutlignAPIError(msg) from exc
+
+    def _handle_unauthorized(self, response: requests.Response) -> None:
+        used = response.request.headers.get("Authorization", "").removeprefix("Bearer ")
+        if used and self.authenticator.reject(used):
+            msg = "Outlign answered 401: refreshing the access token and retrying"
+            raise TransientAPIError(msg, response, wait=0.0)
+        msg = (
+            f"stream '{self.name}': Outlign answered 401 {_api_message(response)} even with a "
+            f"freshly refreshed access token: {LOGIN_HINT}"
+        )
+        raise OutlignAPIError(msg)
+
+    def _fatal_status_message(self, response: requests.Response) -> str:
+        status = response.status_code
+        advice = {
+            HTTPStatus.FORBIDDEN: "the logged-in Outlign user may not read this; ask an "
+            "Outlign admin for access, or deselect the stream",
+            HTTPStatus.NOT_FOUND: "check `api_url` (the base URL, without /api/v1)",
+        }.get(HTTPStatus(status), "check the settings, then run again")
+        return (
+            f"stream '{self.name}': Outlign answered {status} {_api_message(response)} "
+            f"for GET {self.path}: {advice}"
+        )
+
+    @override
+    def parse_response(self, response: requests.Response) -> Iterable[dict[str, Any]]:
+        return page_of(response).records
+
+    # -- requests, retries, pacing ------------------------------------------------------
+
+    @override
+    def backoff_wait_generator(self) -> Generator[float, Any, None]:
+        """Wait what the server asked (`Retry-After`), else capped exponential with jitter."""
+        exponential = backoff.expo(base=2, factor=0.5, max_value=MAX_BACKOFF_SECONDS)
+        next(exponential)
+        error = yield 0.0
+        while True:
+            server_wait = getattr(error, "wait", None)
+            if server_wait is not None:
+                # The pacer already holds every request until Retry-After has passed.
+                error = yield 0.0
+            else:
+                error = yield random.uniform(0.5, 1.0) * next(exponential)  # noqa: S311
+
+    @override
+    def backoff_max_tries(self) -> int:
+        return int(self.config["max_request_attempts"])
+
+    @override
+    def request_decorator(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        return backoff.on_exception(
+            self.backoff_wait_generator,
+            _TRANSIENT_ERRORS,
+            max_tries=self.backoff_max_tries,
+            max_time=float(self.config["retry_budget_seconds"]),
+            jitter=None,
+            on_backoff=self.backoff_handler,
+            raise_on_giveup=True,
+            logger=None,
+        )(func)
+
+    @override
+    def backoff_handler(self, details: Details) -> None:
+        error = details.get("exception")
+        self.logger.warning(
+            "stream '%s': %s; retry %d in %.1f s",
+            self.name,
+            error,
+            details.get("tries", 0),
+            details.get("wait", 0.0),
+        )
+
+    def fetch_page(self, context: Context | None, token: PageToken | None) -> Page:
+        """One page, with retries; a failure that outlasts them ends the run clearly."""
+        send = self.request_decorator(self._send)
+        try:
+            response: requests.Response = send(context, token)
+        except (*_TRANSIENT_ERRORS, FatalAPIError) as exc:
+            if isinstance(exc, OutlignAPIError):
+                raise
+            msg = (
+                f"stream '{self.name}': gave up on GET {self.path} after "
+                f"{self.config['max_request_attempts']} attempts or "
+                f"{self.config['retry_budget_seconds']} s: {exc}. Outlign may be down; run "
+                "again later (state was not advanced past the records emitted)"
+            )
+            raise OutlignAPIError(msg) from exc
+        return page_of(response)
+
+    def _send(self, context: Context | None, token: PageToken | None) -> requests.Response:
+        request = self.get_http_request(
+            page=PageContext(stream_context=context, next_page_token=token)
+        )
+        prepared = self.build_prepared_request(
+            method=request.method,
+            url=request.url,
+            params=request.encode_params(),
+            headers=request.headers,
+        )
+        sent_at = self.pacer.wait_turn()
+        try:
+            response = self.requests_session.send(prepared, timeout=self.timeout)
+        except requests.RequestException:
+            self.pacer.record(None, sent_at=sent_at)
+            raise
+        self.pacer.record(response, sent_at=sent_at)
+        self.validate_response(response)
+        return response
+
+    @override
+    def request_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        walk = PageWalk(
+            lambda token: self.fetch_page(context, token),
+            paginated=self.get_new_paginator() is not None,
+            concurrency=int(self.config["max_concurrency"]),
+            logger=self.logger,
+        )
+        with self.get_http_request_counter() as request_counter:
+            request_counter.with_context(context)
+            for records in walk.pages():
+                request_counter.increment()
+                yield from records
+
