@@ -88,6 +88,7 @@ class OutlignStream(RESTStream[PageToken | None]):
         super().__init__(tap, *args, **kwargs)
         self._outlign_authenticator: OutlignAuthenticator = tap.authenticator  # type: ignore[attr-defined]
         self.pacer = RateLimitPacer()
+        self._undocumented_seen: set[str] = set()
 
     @property
     @override
@@ -280,5 +281,19 @@ class OutlignStream(RESTStream[PageToken | None]):
             request_counter.with_context(context)
             for records in walk.pages():
                 request_counter.increment()
+                if records:
+                    self._note_undocumented_fields(records[0])
                 yield from records
+
+    def _note_undocumented_fields(self, record: dict[str, Any]) -> None:
+        """Warn once per field the schema does not declare (it still reaches the target)."""
+        new = record.keys() - self.schema["properties"].keys() - self._undocumented_seen
+        if new:
+            self._undocumented_seen.update(new)
+            self.logger.warning(
+                "stream '%s': Outlign returned field(s) the schema does not declare: %s; "
+                "they are passed through to the target as they are",
+                self.name,
+                ", ".join(sorted(new)),
+            )
 
