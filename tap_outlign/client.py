@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from datetime import datetime, timezone
 from functools import cached_property
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -10,6 +11,8 @@ from typing import TYPE_CHECKING, Any
 import backoff
 import orjson
 import requests
+from requests.utils import resolve_proxies
+from singer_sdk import singerlib
 from singer_sdk.exceptions import FatalAPIError, RetriableAPIError
 from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
@@ -27,6 +30,7 @@ from tap_outlign.pagination import (
     parse_page,
     remember_page,
 )
+from tap_outlign.record_shape import RecordShape, prepare
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Generator, Iterable
@@ -89,6 +93,8 @@ class OutlignStream(RESTStream[PageToken | None]):
         self._outlign_authenticator: OutlignAuthenticator = tap.authenticator  # type: ignore[attr-defined]
         self.pacer = RateLimitPacer()
         self._undocumented_seen: set[str] = set()
+        self._page_extracted_at = datetime.now(timezone.utc)
+        self._proxies: dict[str, str] | None = None
 
     @property
     @override
@@ -259,9 +265,16 @@ class OutlignStream(RESTStream[PageToken | None]):
             params=request.encode_params(),
             headers=request.headers,
         )
+        if self._proxies is None:
+            # requests re-reads proxy variables from the environment on every send
+            # (~1 ms a page); every request of a stream goes to one host, so once will do.
+            session = self.requests_session
+            self._proxies = resolve_proxies(prepared, dict(session.proxies), session.trust_env)
         sent_at = self.pacer.wait_turn()
         try:
-            response = self.requests_session.send(prepared, timeout=self.timeout)
+            response = self.requests_session.send(
+                prepared, timeout=self.timeout, proxies=self._proxies
+            )
         except requests.RequestException:
             self.pacer.record(None, sent_at=sent_at)
             raise
@@ -281,9 +294,39 @@ class OutlignStream(RESTStream[PageToken | None]):
             request_counter.with_context(context)
             for records in walk.pages():
                 request_counter.increment()
+                self._page_extracted_at = datetime.now(timezone.utc)
                 if records:
                     self._note_undocumented_fields(records[0])
                 yield from records
+
+    @cached_property
+    def record_shape(self) -> RecordShape:
+        """Deselection and conformance for this stream's records, worked out once."""
+        mask = self.mask
+        return prepare(self.effective_schema, lambda breadcrumb: mask[breadcrumb])
+
+    @override
+    def _generate_record_messages(
+        self,
+        record: dict[str, Any],
+    ) -> Generator[singerlib.RecordMessage, None, None]:
+        """RECORD messages, shaped by the prepared `record_shape`.
+
+        Replaces the SDK's generic per-record schema walk (pinned to singer-sdk 0.54.x,
+        whose private hook this is); records are stamped with their page's fetch time.
+        """
+        shape = self.record_shape
+        if not shape.is_identity:
+            record = shape.apply(record)
+        for stream_map in self.stream_maps:
+            mapped = stream_map.transform(record)
+            if mapped is not None:
+                yield singerlib.RecordMessage(
+                    stream=stream_map.stream_alias,
+                    record=mapped,
+                    version=self._stream_version,
+                    time_extracted=self._page_extracted_at,
+                )
 
     def _note_undocumented_fields(self, record: dict[str, Any]) -> None:
         """Warn once per field the schema does not declare (it still reaches the target)."""

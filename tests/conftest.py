@@ -89,7 +89,12 @@ def run_tap(
         check=False,
     )
     remember_output(proc.stdout, proc.stderr)
-    messages = parse_messages(proc.stdout) if proc.returncode == 0 else _lenient(proc.stdout)
+    if {"--discover", "--about"} & set(args):
+        messages = []  # a catalog or a description, not Singer messages
+    elif proc.returncode == 0:
+        messages = parse_messages(proc.stdout)
+    else:
+        messages = _lenient(proc.stdout)
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
 

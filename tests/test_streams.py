@@ -90,3 +90,43 @@ def test_auth_errors_end_the_run_with_one_clear_line(
     assert message in line
     for secret in (tap_config["client_secret"], tap_config["refresh_token"]):
         assert secret not in run.stderr + run.stdout
+
+
+def _catalog_with(run_discover: Any, *, deselect: list[list[str]]) -> dict[str, Any]:
+    catalog = run_discover
+    for stream in catalog["streams"]:
+        for entry in stream["metadata"]:
+            if entry["breadcrumb"] == [] or (
+                stream["tap_stream_id"] == "companies" and entry["breadcrumb"] in deselect
+            ):
+                entry["metadata"]["selected"] = entry["breadcrumb"] == []
+    return catalog
+
+
+def test_deselected_fields_are_left_out_and_the_rest_kept(
+    sandbox: Any, tap_config: dict[str, Any], tmp_path: Any
+) -> None:
+    import json
+
+    discovered = run_tap(tap_config, tmp_path, "--discover")
+    assert discovered.returncode == 0, discovered.stderr
+    catalog = _catalog_with(
+        json.loads(discovered.stdout),
+        deselect=[["properties", "description"], ["properties", "owner", "properties", "email"]],
+    )
+    catalog_file = tmp_path / "catalog.json"
+    catalog_file.write_text(json.dumps(catalog))
+
+    run = run_tap(tap_config, tmp_path, "--catalog", str(catalog_file))
+
+    assert run.returncode == 0, run.stderr
+    by_id = {r["id"]: r for r in run.records("companies")}
+    for company in sandbox.companies():
+        record = by_id[company["id"]]
+        assert "description" not in record
+        expected_owner = company["owner"] and {
+            k: v for k, v in company["owner"].items() if k != "email"
+        }
+        assert record["owner"] == expected_owner
+        assert record["lifecycle_stage"] == company["lifecycle_stage"]
+        assert record["name"] == company["name"]
