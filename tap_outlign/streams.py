@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from singer_sdk import typing as th
+from singer_sdk.singerlib.catalog import REPLICATION_INCREMENTAL
 from typing_extensions import override
 
 from tap_outlign.client import OutlignStream
 from tap_outlign.pagination import LaravelPaginator, Page, UnexpectedShapeError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    from singer_sdk.helpers.types import Context
 
 #: `updated_at`/`created_at` as Laravel serialises them ("2024-01-01T00:00:00.000000Z").
 TIMESTAMP = th.DateTimeType
@@ -76,7 +83,13 @@ class MeStream(OutlignStream):
 
 
 class CompaniesStream(OutlignStream):
-    """Companies: `GET /api/v1/companies`, a Laravel-paginated list."""
+    """Companies: `GET /api/v1/companies`, a Laravel-paginated list.
+
+    Incremental on `updated_at`. The API documents no server-side filter, so every page is
+    read and only companies updated at or after the bookmark (or `start_date`) are
+    emitted. Pages are in id order, not `updated_at` order, so the bookmark advances only
+    once the whole list has been read (`is_sorted = False`).
+    """
 
     name = "companies"
     path = "/api/v1/companies"
@@ -84,3 +97,30 @@ class CompaniesStream(OutlignStream):
     replication_key = "updated_at"
     is_sorted = False
     schema = COMPANY.to_dict()
+
+    @override
+    def get_records(self, context: Context | None) -> Iterable[dict[str, Any]]:
+        records = super().get_records(context)
+        since = (
+            self.get_starting_timestamp(context)
+            if self.replication_method == REPLICATION_INCREMENTAL
+            else None
+        )
+        if since is None:
+            yield from records
+            return
+        for record in records:
+            updated = parse_timestamp(record.get("updated_at"))
+            if updated is None or updated >= since:
+                yield record
+
+
+def parse_timestamp(value: Any) -> datetime | None:
+    """An ISO 8601 timestamp as Laravel writes it ("...T12:00:00.000000Z"), or None."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
