@@ -37,18 +37,35 @@ _HTTP_TOO_MANY_REQUESTS = 429
 _HTTP_SERVER_ERROR = 500
 
 
-def jwt_expiry(token: str) -> float | None:
-    """The `exp` claim of a JWT access token (Passport issues RS256 JWTs), if readable."""
+def _jwt_claims(token: str) -> dict[str, Any]:
     parts = token.split(".")
     if len(parts) != 3:  # noqa: PLR2004 - header.payload.signature
-        return None
+        return {}
     payload = parts[1] + "=" * (-len(parts[1]) % 4)
     try:
         claims = json.loads(base64.urlsafe_b64decode(payload))
     except (ValueError, binascii.Error):
+        return {}
+    return claims if isinstance(claims, dict) else {}
+
+
+def _number_claim(claims: dict[str, Any], name: str) -> float | None:
+    value = claims.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    exp = claims.get("exp") if isinstance(claims, dict) else None
-    return float(exp) if isinstance(exp, (int, float)) else None
+    return float(value)
+
+
+def jwt_expiry(token: str) -> float | None:
+    """The `exp` claim of a JWT access token (Passport issues RS256 JWTs), if readable."""
+    return _number_claim(_jwt_claims(token), "exp")
+
+
+def jwt_lifetime(token: str) -> float | None:
+    """`exp - iat` of a JWT access token: how long it was issued for, if readable."""
+    claims = _jwt_claims(token)
+    issued, expiry = _number_claim(claims, "iat"), _number_claim(claims, "exp")
+    return expiry - issued if issued is not None and expiry is not None else None
 
 
 def _safe_to_retry(error: requests.RequestException) -> bool:
@@ -99,15 +116,16 @@ class OutlignAuthenticator(OAuthAuthenticator):
         self._configured_refresh_token = refresh_token
         self._thread_lock = threading.RLock()
         self._expires_at: float | None = None
+        self._lifetime: float | None = None
         self._rejected: set[str] = set()
         self._refresh_after_rejection = False
         self._token_from_rejection: str | None = None
         self.refresh_token = refresh_token
         if access_token:
-            expiry = jwt_expiry(access_token)
-            if expiry is None or expiry - self._margin(None) > time.time():
+            expiry, lifetime = jwt_expiry(access_token), jwt_lifetime(access_token)
+            if expiry is None or expiry - self._margin(expiry, lifetime) > time.time():
                 self.access_token = access_token
-                self._expires_at = expiry
+                self._expires_at, self._lifetime = expiry, lifetime
 
     # -- what the SDK asks of an OAuth authenticator -------------------------------------
 
@@ -127,7 +145,7 @@ class OutlignAuthenticator(OAuthAuthenticator):
             return False
         if self._expires_at is None:
             return True
-        return self._expires_at - self._margin(self._expires_at) > time.time()
+        return self._expires_at - self._margin(self._expires_at, self._lifetime) > time.time()
 
     @override
     def authenticate_request(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
@@ -184,10 +202,16 @@ class OutlignAuthenticator(OAuthAuthenticator):
     # -- the refresh itself -------------------------------------------------------------
 
     @staticmethod
-    def _margin(expires_at: float | None) -> float:
-        if expires_at is None:
-            return EXPIRY_MARGIN_SECONDS
-        lifetime = max(expires_at - time.time(), 0.0)
+    def _margin(expires_at: float | None, lifetime: float | None) -> float:
+        """How long before `expires_at` to refresh: a tenth of the token's lifetime, <= 60 s.
+
+        `lifetime` is how long the token was issued for (not how long it has left, which
+        would shrink the margin to nothing as expiry nears).
+        """
+        if lifetime is None or lifetime <= 0:
+            if expires_at is None:
+                return EXPIRY_MARGIN_SECONDS
+            lifetime = max(expires_at - time.time(), 0.0)
         return min(EXPIRY_MARGIN_SECONDS, lifetime / 10 + 0.5)
 
     def _choose_chain(self, stored: StoredTokens | None) -> StoredTokens:
@@ -208,11 +232,16 @@ class OutlignAuthenticator(OAuthAuthenticator):
         token, expires_at = chain.access_token, chain.access_expires_at
         if token is None or token in self._rejected:
             return False
-        if expires_at is not None and expires_at - self._margin(expires_at) <= time.time():
+        # The chain was saved right after the token was issued: that is its lifetime.
+        lifetime = expires_at - chain.updated_at if expires_at and chain.updated_at else None
+        if (
+            expires_at is not None
+            and expires_at - self._margin(expires_at, lifetime) <= time.time()
+        ):
             return False
         if token != self.access_token:
             LOGGER.debug("Using the access token another run refreshed.")
-        self.access_token, self._expires_at = token, expires_at
+        self.access_token, self._expires_at, self._lifetime = token, expires_at, lifetime
         return True
 
     def _refresh(self, chain: StoredTokens, *, fallback: StoredTokens | None) -> None:
@@ -222,7 +251,8 @@ class OutlignAuthenticator(OAuthAuthenticator):
             if fallback is None:
                 raise
             LOGGER.warning("Configured refresh_token was refused; using the token store's.")
-            chain = fallback
+            # Remember the refused token as spent, so later runs do not send it again.
+            chain = fallback.remembering(chain.refresh_token)
             answer = self._grant(chain.refresh_token)
         new_refresh = answer.get("refresh_token") or chain.refresh_token
         access = answer.get("access_token")
@@ -236,6 +266,7 @@ class OutlignAuthenticator(OAuthAuthenticator):
             chain.rotated(refresh_token=new_refresh, access_token=access, expires_at=expires_at)
         )
         self.refresh_token, self.access_token, self._expires_at = new_refresh, access, expires_at
+        self._lifetime = float(lifetime) if lifetime else None
         self.last_refreshed = None
         if self._refresh_after_rejection:
             self._token_from_rejection = access
@@ -314,12 +345,25 @@ class OutlignAuthenticator(OAuthAuthenticator):
         LOGGER.warning("Lost the answer of Outlign's token endpoint (%s); retrying once.", error)
         try:
             return self._post_grant(refresh_token)
-        except (LoginExpiredError, requests.RequestException, _RetrySafeRefresh):
+        except LoginExpiredError:
             stored = self._store.load()
-            if stored is not None and stored.refresh_token != refresh_token:
+            rotated_elsewhere = (
+                stored is not None
+                and stored.refresh_token != refresh_token
+                and stored.descends_from(refresh_token)
+            )
+            if stored is not None and rotated_elsewhere:  # another process finished it
                 return self._post_grant(stored.refresh_token)
             msg = (
                 "Outlign may have rotated the refresh token while its answer was lost in a "
                 f"network failure, so the login cannot continue: {LOGIN_HINT}"
             )
             raise LoginExpiredError(msg) from None
+        except (requests.RequestException, _RetrySafeRefresh):
+            # Twice no answer: an outage, not (yet) a lost login. The next run tries the
+            # same token; the server tells it then whether the login survived.
+            msg = (
+                "Outlign's token endpoint did not answer a refresh twice; run again later. "
+                f"If that run reports the login expired, {LOGIN_HINT}"
+            )
+            raise OutlignAPIError(msg) from None

@@ -15,6 +15,7 @@ import hashlib
 import secrets
 import select
 import sys
+import threading
 import time
 import webbrowser
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -27,7 +28,7 @@ from tap_outlign.cli import run_reporting_errors
 from tap_outlign.errors import ConfigError, LoginExpiredError, OutlignAPIError
 from tap_outlign.settings import is_loopback
 from tap_outlign.tap import TapOutlign
-from tap_outlign.token_store import StoredTokens
+from tap_outlign.token_store import StoredTokens, fingerprint
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -56,7 +57,11 @@ class _CallbackHandler(BaseHTTPRequestHandler):
     """Answers the browser's redirect with a short page; remembers the query it carried."""
 
     callback_path: ClassVar[str] = "/"
+    expected_state: ClassVar[str | None] = None
     received: ClassVar[dict[str, str] | None] = None
+    # One request at a time: a connection that never sends (a browser's speculative
+    # preconnect) must not hold the login for longer than this.
+    timeout = 10
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -65,9 +70,12 @@ class _CallbackHandler(BaseHTTPRequestHandler):
             return
         query = {key: values[0] for key, values in parse_qs(parts.query).items()}
         type(self).received = query
-        ok = "code" in query
+        expected = type(self).expected_state
+        ok = "code" in query and (
+            expected is None or secrets.compare_digest(query.get("state", ""), expected)
+        )
         body = (
-            "tap-outlign is logged in. You can close this tab."
+            "tap-outlign received the login. You can close this tab; the terminal shows the result."
             if ok
             else "tap-outlign login failed; see the terminal."
         ).encode()
@@ -93,21 +101,41 @@ def _redirect_target(redirect_uri: str) -> tuple[int, str]:
     return parts.port, parts.path or "/"
 
 
-def receive_redirect(redirect_uri: str, authorize_url: str, timeout: float) -> dict[str, str]:
+class _OneShotServer(HTTPServer):
+    """The login's callback server: quiet about clients that hang up."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A browser closing its tab early is not worth a traceback on the user's terminal."""
+
+
+def _open_browser(authorize_url: str) -> None:
+    # A text browser (lynx, w3m over SSH) set as BROWSER returns only when it is closed:
+    # run it beside the callback server, not before it, or the redirect would never land.
+    if not webbrowser.open(authorize_url):
+        sys.stderr.write("Could not open a browser: open the address above yourself.\n")
+
+
+def receive_redirect(
+    redirect_uri: str, authorize_url: str, timeout: float, state: str | None = None
+) -> dict[str, str]:
     """Open the browser and wait for one redirect on 127.0.0.1 only; then close the server."""
     port, path = _redirect_target(redirect_uri)
     handler: type[_CallbackHandler] = type(
-        "CallbackHandler", (_CallbackHandler,), {"callback_path": path, "received": None}
+        "CallbackHandler",
+        (_CallbackHandler,),
+        {"callback_path": path, "expected_state": state, "received": None},
     )
     try:
-        server = HTTPServer(("127.0.0.1", port), handler)
+        server = _OneShotServer(("127.0.0.1", port), handler)
     except OSError as exc:
         msg = f"cannot listen on 127.0.0.1:{port} for the login redirect: {exc.strerror}"
         raise ConfigError(msg) from exc
     with server:
         sys.stderr.write(f"Opening your browser to log in to Outlign:\n  {authorize_url}\n")
-        if not webbrowser.open(authorize_url):
-            sys.stderr.write("Could not open a browser: open the address above yourself.\n")
+        sys.stderr.flush()
+        threading.Thread(
+            target=_open_browser, args=(authorize_url,), name="browser", daemon=True
+        ).start()
         deadline = time.monotonic() + timeout
         while (received := handler.received) is None:
             remaining = deadline - time.monotonic()
@@ -186,7 +214,7 @@ def login(tap: TapOutlign, *, browser: bool, timeout: float) -> None:
     )
     authorize_url = f"{config['api_url'].rstrip('/')}/oauth/authorize?{query}"
     if browser:
-        answer = receive_redirect(config["redirect_uri"], authorize_url, timeout)
+        answer = receive_redirect(config["redirect_uri"], authorize_url, timeout, state)
     else:
         answer = read_pasted_redirect(authorize_url, timeout)
     if not secrets.compare_digest(answer.get("state", ""), state):
@@ -198,11 +226,18 @@ def login(tap: TapOutlign, *, browser: bool, timeout: float) -> None:
     tokens = exchange_code(tap, code=answer["code"], verifier=verifier)
     store = tap.authenticator.store
     expires_in = tokens.get("expires_in")
-    chain = StoredTokens.new_chain(tokens["refresh_token"])
-    chain.access_token = tokens.get("access_token")
-    chain.access_expires_at = time.time() + float(expires_in) if expires_in else None
-    chain.updated_at = time.time()
     with store.locked():
+        # This login is newer than the stored chain and than a refresh_token still in the
+        # config: record them as superseded, or the tap would take the configured one for
+        # a newer login than this and go back to it.
+        previous = store.load()
+        superseded = list(previous.lineage) if previous else []
+        if config.get("refresh_token"):
+            superseded.append(fingerprint(config["refresh_token"]))
+        chain = StoredTokens.new_chain(tokens["refresh_token"], superseding=superseded)
+        chain.access_token = tokens.get("access_token")
+        chain.access_expires_at = time.time() + float(expires_in) if expires_in else None
+        chain.updated_at = time.time()
         store.save(chain)
     sys.stdout.write(
         f"Logged in to {config['api_url']}. Tokens saved to {store.path} (mode 0600).\n"

@@ -10,6 +10,7 @@ guarded by a lock file so that processes sharing one login refresh one at a time
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -67,19 +68,43 @@ class StoredTokens:
         expires_at: float | None,
     ) -> StoredTokens:
         """The chain after a refresh: the new pair, with the new token added to the lineage."""
-        lineage = [*self.lineage, fingerprint(refresh_token)]
         return StoredTokens(
             refresh_token=refresh_token,
             access_token=access_token,
             access_expires_at=expires_at,
-            lineage=lineage[-LINEAGE_LIMIT:],
+            lineage=_trimmed([*self.lineage, fingerprint(refresh_token)]),
             updated_at=time.time(),
         )
 
+    def remembering(self, spent_refresh_token: str) -> StoredTokens:
+        """This chain, also recognising `spent_refresh_token` (one the server refused)."""
+        if self.descends_from(spent_refresh_token):
+            return self
+        lineage = _trimmed([*self.lineage, fingerprint(spent_refresh_token)])
+        return dataclasses.replace(self, lineage=lineage)
+
     @classmethod
-    def new_chain(cls, seed_refresh_token: str) -> StoredTokens:
-        """A chain that starts at a configured (or freshly logged-in) refresh token."""
-        return cls(refresh_token=seed_refresh_token, lineage=[fingerprint(seed_refresh_token)])
+    def new_chain(
+        cls, seed_refresh_token: str, *, superseding: list[str] | None = None
+    ) -> StoredTokens:
+        """A chain that starts at a configured (or freshly logged-in) refresh token.
+
+        `superseding` lists fingerprints of older tokens this login replaces (the previous
+        chain, the `refresh_token` still in the config), so none of them wins over it later.
+        """
+        lineage = [*(superseding or []), fingerprint(seed_refresh_token)]
+        return cls(refresh_token=seed_refresh_token, lineage=_trimmed(lineage))
+
+
+def _trimmed(lineage: list[str]) -> list[str]:
+    """At most LINEAGE_LIMIT fingerprints; the first (the chain's seed) is always kept.
+
+    The seed is what a configured `refresh_token` usually is; forgetting it would make the
+    tap take that long-spent token for a new login and send it again on every run.
+    """
+    if len(lineage) <= LINEAGE_LIMIT:
+        return lineage
+    return [lineage[0], *lineage[-(LINEAGE_LIMIT - 1) :]]
 
 
 class TokenStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -57,7 +58,7 @@ def test_requests_carry_auth_accept_and_user_agent(
 ) -> None:
     run = run_tap({**tap_config, "user_agent": "acme-elt/2.0"}, tmp_path)
     assert run.returncode == 0, run.stderr
-    default = run_tap({k: v for k, v in tap_config.items()}, tmp_path)
+    default = run_tap(tap_config, tmp_path)
     assert default.returncode == 0, default.stderr
 
     api = [e for e in sandbox.log() if e["path"].startswith("/api/v1/")]
@@ -106,8 +107,6 @@ def _catalog_with(run_discover: Any, *, deselect: list[list[str]]) -> dict[str, 
 def test_deselected_fields_are_left_out_and_the_rest_kept(
     sandbox: Any, tap_config: dict[str, Any], tmp_path: Any
 ) -> None:
-    import json
-
     discovered = run_tap(tap_config, tmp_path, "--discover")
     assert discovered.returncode == 0, discovered.stderr
     catalog = _catalog_with(
