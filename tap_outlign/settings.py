@@ -85,7 +85,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "request_timeout",
-        th.NumberType(minimum=1),
+        th.IntegerType(minimum=1),
         default=60,
         title="Request timeout",
         description="Seconds to wait for a connection or a response before retrying.",
@@ -99,7 +99,7 @@ CONFIG_SCHEMA = th.PropertiesList(
     ),
     th.Property(
         "retry_budget_seconds",
-        th.NumberType(minimum=0),
+        th.IntegerType(minimum=0),
         default=600,
         title="Retry budget",
         description="Longest time, in seconds, spent retrying one request before the run "

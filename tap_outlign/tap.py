@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from functools import cached_property
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -44,7 +45,8 @@ class TapOutlign(Tap):
 
     name = "tap-outlign"
     package_name = "tap-outlign"
-    config_jsonschema = CONFIG_SCHEMA
+    # A copy: the SDK adds its built-in settings to this dict in place.
+    config_jsonschema = copy.deepcopy(CONFIG_SCHEMA)
     message_writer_class = BufferedMsgSpecWriter
     # The SDK's defaults minus BATCH: records stream through our own shaping, not files.
     capabilities: ClassVar[list[CapabilitiesEnum]] = [
