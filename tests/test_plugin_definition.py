@@ -131,3 +131,33 @@ def test_readme_settings_table_is_current():
 
 def _without_meltano_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith("MELTANO_")}
+
+
+def test_meltano_installs_the_tap_with_the_locked_versions(tap_plugin):
+    """The plugin venv is pinned by requirements.lock, which must match uv.lock."""
+    assert "--constraint requirements.lock" in tap_plugin["pip_url"]
+    exported = subprocess.run(
+        [
+            str(BIN / "uv"),
+            "export",
+            "--frozen",
+            "--no-dev",
+            "--no-emit-project",
+            "--no-hashes",
+            "--format",
+            "requirements-txt",
+            "--output-file",
+            "-",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    ).stdout
+    pins = [line for line in exported.splitlines() if line and not line.startswith(("#", " "))]
+    locked = (ROOT / "requirements.lock").read_text().splitlines()
+    assert pins == [line for line in locked if line and not line.startswith(("#", " "))], (
+        "requirements.lock is stale: regenerate it with `uv export --frozen --no-dev "
+        "--no-emit-project --no-hashes --format requirements-txt -o requirements.lock`"
+    )
