@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import time
 from datetime import datetime, timezone
 from functools import cached_property
 from http import HTTPStatus
@@ -19,7 +20,7 @@ from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
 from tap_outlign.errors import LOGIN_HINT, OutlignAPIError
-from tap_outlign.pacing import RateLimitPacer, header_seconds
+from tap_outlign.pacing import RateLimitPacer, WaitBeyondDeadlineError, header_seconds
 from tap_outlign.page_walk import PageWalk
 from tap_outlign.pagination import (
     LaravelPaginator,
@@ -90,8 +91,7 @@ class OutlignStream(RESTStream[PageToken | None]):
     def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
         """Share the tap's authenticator; pace this stream's requests on its own budget."""
         super().__init__(tap, *args, **kwargs)
-        self._outlign_authenticator: OutlignAuthenticator = tap.authenticator  # type: ignore[attr-defined]
-        self.pacer = RateLimitPacer()
+        self.pacer: RateLimitPacer = tap.pacer  # type: ignore[attr-defined]
         self._undocumented_seen: set[str] = set()
         self._page_extracted_at = datetime.now(timezone.utc)
         self._proxies: dict[str, str] | None = None
@@ -104,7 +104,8 @@ class OutlignStream(RESTStream[PageToken | None]):
     @property
     @override
     def authenticator(self) -> OutlignAuthenticator:
-        return self._outlign_authenticator
+        # The tap's one login, fetched on first use: discovery needs no credentials.
+        return self._tap.authenticator  # type: ignore[attr-defined,no-any-return]
 
     @cached_property
     @override
@@ -241,8 +242,16 @@ class OutlignStream(RESTStream[PageToken | None]):
     def fetch_page(self, context: Context | None, token: PageToken | None) -> Page:
         """One page, with retries; a failure that outlasts them ends the run clearly."""
         send = self.request_decorator(self._send)
+        budget = float(self.config["retry_budget_seconds"])
         try:
-            response: requests.Response = send(context, token)
+            response: requests.Response = send(context, token, time.monotonic() + budget)
+        except WaitBeyondDeadlineError as exc:
+            msg = (
+                f"stream '{self.name}': Outlign asked to wait {exc.wait:.0f} s before the next "
+                f"request to {self.path} (Retry-After), longer than `retry_budget_seconds` "
+                f"({budget:g} s); run again later, or raise the budget"
+            )
+            raise OutlignAPIError(msg) from exc
         except (*_TRANSIENT_ERRORS, FatalAPIError) as exc:
             if isinstance(exc, OutlignAPIError):
                 raise
@@ -255,7 +264,9 @@ class OutlignStream(RESTStream[PageToken | None]):
             raise OutlignAPIError(msg) from exc
         return page_of(response)
 
-    def _send(self, context: Context | None, token: PageToken | None) -> requests.Response:
+    def _send(
+        self, context: Context | None, token: PageToken | None, deadline: float | None = None
+    ) -> requests.Response:
         request = self.get_http_request(
             page=PageContext(stream_context=context, next_page_token=token)
         )
@@ -270,7 +281,7 @@ class OutlignStream(RESTStream[PageToken | None]):
             # (~1 ms a page); every request of a stream goes to one host, so once will do.
             session = self.requests_session
             self._proxies = resolve_proxies(prepared, dict(session.proxies), session.trust_env)
-        sent_at = self.pacer.wait_turn()
+        sent_at = self.pacer.wait_turn(deadline)
         try:
             response = self.requests_session.send(
                 prepared, timeout=self.timeout, proxies=self._proxies
@@ -328,15 +339,25 @@ class OutlignStream(RESTStream[PageToken | None]):
                     time_extracted=self._page_extracted_at,
                 )
 
+    @override
+    def generate_child_contexts(
+        self,
+        record: dict[str, Any],
+        context: Context | None,
+    ) -> Iterable[Context | None]:
+        # No Outlign stream has children: skip the SDK's per-record child bookkeeping.
+        return ()
+
     def _note_undocumented_fields(self, record: dict[str, Any]) -> None:
         """Warn once per field the schema does not declare (it still reaches the target)."""
         new = record.keys() - self.schema["properties"].keys() - self._undocumented_seen
         if new:
             self._undocumented_seen.update(new)
             self.logger.warning(
-                "stream '%s': Outlign returned field(s) the schema does not declare: %s; "
-                "they are passed through to the target as they are",
+                "stream '%s': Outlign returned field(s) the schema does not declare: %s. "
+                "They are passed through in each record, but SQL targets load only "
+                "declared columns: to load them, declare them in the catalog (with "
+                "Meltano, the `schema` extra of tap-outlign in meltano.yml)",
                 self.name,
                 ", ".join(sorted(new)),
             )
-

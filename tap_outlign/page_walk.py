@@ -3,8 +3,13 @@
 Offset pages (``?page=N``) shift when records are deleted mid-sync: a record that moved
 from page N to page N-1 after we read N-1 would be skipped. Outlign lists in ascending
 `id` order (assumed; checked on every page), so the walk keeps a watermark (the highest id
-emitted): a record at or below it is a duplicate, and when a page's `total` drops, the walk
-re-reads the pages the shift can have pushed records into. Cursor pages do not shift.
+emitted): a record at or below it is a duplicate, and when a page's `total` differs from the
+previous page's, the walk re-reads earlier pages, going back until one starts with a record
+already emitted. Cursor pages do not shift.
+
+Known limits: `simplePaginate()` pages carry no total, so deletions there go unseen; and
+deletions exactly offset by creations between two page reads leave the total unchanged, so
+the records they shift are missed by this run (they arrive with the next one).
 
 When the first page tells how many pages there are, the rest are fetched concurrently
 (bounded in flight and in look-ahead) and still handed out in page order.
@@ -13,7 +18,6 @@ When the first page tells how many pages there are, the rest are fetched concurr
 from __future__ import annotations
 
 import itertools
-import math
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
@@ -128,26 +132,44 @@ class PageWalk:
         return tail
 
     def _accept(self, page: Page, token: PageToken) -> Iterator[Records]:
-        """Hand out a page, first re-reading earlier pages if deletions shifted records."""
+        """Hand out a page, first re-reading earlier pages if the list changed size."""
         previous = self._previous
         if (
             token.page is not None
+            and token.page > 1
             and previous is not None
             and previous.total is not None
             and page.total is not None
-            and page.total < previous.total
+            and page.total != previous.total
             and self._watermark.trusted
         ):
-            per_page = page.per_page or previous.per_page or len(previous.records) or 1
-            back = math.ceil((previous.total - page.total) / per_page)
-            self._logger.info(
-                "The list shrank by %d during the sync; re-reading %d page(s) before page %d.",
-                previous.total - page.total,
-                back,
-                token.page,
-            )
-            for number in range(max(1, token.page - back), token.page):
-                reread = self._fetch(PageToken(page=number))
-                yield self._watermark.fresh(reread, rereading=True)
+            yield from self._reread_before(token.page, previous.total, page.total)
         self._previous = page
         yield self._watermark.fresh(page, rereading=False)
+
+    def _reread_before(self, number: int, before: int, after: int) -> Iterator[Records]:
+        """Re-read the pages before `number` that deletions may have shifted records into.
+
+        A change of total can hide more deletions than it shows (some offset by creations),
+        so the walk goes back page by page until a page starts with a record it already
+        handed out: every record before that one was handed out (or deleted) too.
+        """
+        highest = self._watermark.highest
+        reread: list[Page] = []
+        for back in range(number - 1, 0, -1):
+            earlier = self._fetch(PageToken(page=back))
+            reread.append(earlier)
+            first = earlier.records[0].get("id") if earlier.records else None
+            if highest is None or (isinstance(first, int) and first <= highest):
+                break
+        self._logger.info(
+            "The list changed from %d to %d records during the sync; re-read page(s) %d-%d "
+            "before page %d so no record shifted onto them is missed.",
+            before,
+            after,
+            number - len(reread),
+            number - 1,
+            number,
+        )
+        for earlier in reversed(reread):
+            yield self._watermark.fresh(earlier, rereading=True)

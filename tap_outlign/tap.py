@@ -20,6 +20,7 @@ from typing_extensions import override
 from tap_outlign.auth import OutlignAuthenticator
 from tap_outlign.errors import ConfigError
 from tap_outlign.input_checks import describe_config_errors, read_json_document
+from tap_outlign.pacing import RateLimitPacer
 from tap_outlign.settings import CONFIG_SCHEMA, is_loopback
 from tap_outlign.streams import CompaniesStream, MeStream
 from tap_outlign.token_store import TokenStore
@@ -97,6 +98,11 @@ class TapOutlign(Tap):
             user_agent=self.user_agent,
             timeout=float(config["request_timeout"]),
         )
+
+    @cached_property
+    def pacer(self) -> RateLimitPacer:
+        """One request pacer per tap: Outlign throttles per user, not per endpoint."""
+        return RateLimitPacer()
 
     @property
     def user_agent(self) -> str:

@@ -146,8 +146,6 @@ def test_meltano_installs_the_tap_with_the_locked_versions(tap_plugin):
             "--no-hashes",
             "--format",
             "requirements-txt",
-            "--output-file",
-            "-",
         ],
         cwd=ROOT,
         capture_output=True,
