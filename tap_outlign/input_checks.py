@@ -5,32 +5,45 @@ from __future__ import annotations
 import io
 import json
 from datetime import datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from jsonschema import validators
 
 from tap_outlign.errors import ConfigError
 
+if TYPE_CHECKING:
+    from pathlib import PurePath
+
 
 def describe_config_errors(schema: dict[str, Any], config: dict[str, Any]) -> str:
-    """Name the first invalid setting and why, never echoing a secret's value."""
+    """Name the missing or first invalid setting and why, never echoing a secret's value."""
     validator = validators.validator_for(schema)(schema)
     errors = sorted(validator.iter_errors(config), key=lambda error: list(error.path))
-    if not errors:
-        return "the settings are invalid"
-    first = errors[0]
-    if first.validator == "required":
-        text = f"missing setting: {first.message.split(' is a required')[0]}"
+    missing = sorted(
+        {
+            name
+            for error in errors
+            if error.validator == "required"
+            for name in (error.validator_value if isinstance(error.validator_value, list) else [])
+            if isinstance(error.instance, dict) and name not in error.instance
+        }
+    )
+    invalid = [error for error in errors if error.validator != "required" and error.path]
+    if missing:
+        text = f"missing setting(s): {', '.join(missing)}"
+    elif invalid:
+        first = invalid[0]
+        name = ".".join(str(part) for part in first.path)
+        prop = schema.get("properties", {}).get(str(first.path[0]), {})
+        if prop.get("secret"):
+            text = f"setting `{name}` has an invalid value (expected {prop.get('type')})"
+        else:
+            text = f"setting `{name}`: {first.message}"
+        if len(invalid) > 1:
+            text += f" (and {len(invalid) - 1} more problem(s))"
     else:
-        name = ".".join(str(part) for part in first.path) or "(settings)"
-        prop = schema.get("properties", {}).get(str(first.path[0]) if first.path else "", {})
-        reason = "has an invalid value" if prop.get("secret") else first.message
-        text = f"setting `{name}`: {reason}"
-        expected = prop.get("type")
-        if prop.get("secret") and expected:
-            text += f" (expected {expected})"
-    more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-    return f"{text}{more}; fix the tap's settings (config file or environment) and run again"
+        text = "the settings are not valid"
+    return f"{text}; fix the tap's settings (config file or environment) and run again"
 
 
 def read_json_document(handle: IO[str] | None, *, kind: str) -> IO[str] | None:
@@ -57,7 +70,7 @@ def read_json_document(handle: IO[str] | None, *, kind: str) -> IO[str] | None:
     return io.StringIO(json.dumps(document))
 
 
-def read_config_file(path: str) -> dict[str, Any]:
+def read_config_file(path: str | PurePath) -> dict[str, Any]:
     """A --config file's settings, or a `ConfigError` naming the file and what is wrong."""
     try:
         with open(path, encoding="utf-8") as handle:  # noqa: PTH123 - a user-given path

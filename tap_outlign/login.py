@@ -26,6 +26,7 @@ import requests
 
 from tap_outlign.cli import run_reporting_errors
 from tap_outlign.errors import ConfigError, LoginExpiredError, OutlignAPIError
+from tap_outlign.input_checks import read_config_file
 from tap_outlign.settings import is_loopback
 from tap_outlign.tap import TapOutlign
 from tap_outlign.token_store import StoredTokens, fingerprint
@@ -45,8 +46,11 @@ def pkce_pair() -> tuple[str, str]:
 
 def load_tap(config_files: Sequence[str]) -> TapOutlign:
     """The tap's settings from config files and TAP_OUTLIGN_* variables, as the tap reads them."""
+    settings: dict[str, Any] = {}
+    for path in config_files:
+        settings |= read_config_file(path)
     return TapOutlign(
-        config=list(config_files) or None,
+        config=settings,
         parse_env_config=True,
         validate_config=True,
         setup_mapper=False,

@@ -19,16 +19,21 @@ from typing_extensions import override
 
 from tap_outlign.auth import OutlignAuthenticator
 from tap_outlign.errors import ConfigError
-from tap_outlign.input_checks import describe_config_errors, read_json_document
+from tap_outlign.input_checks import (
+    describe_config_errors,
+    read_config_file,
+    read_json_document,
+)
 from tap_outlign.pacing import RateLimitPacer
 from tap_outlign.settings import CONFIG_SCHEMA, is_loopback
-from tap_outlign.streams import CompaniesStream, MeStream
+from tap_outlign.streams import CompaniesStream, MeStream, parse_timestamp
 from tap_outlign.token_store import TokenStore
 from tap_outlign.writer import BufferedMsgSpecWriter
 
 if TYPE_CHECKING:
     from typing import IO
 
+    import click
     from singer_sdk.plugin_base import _ConfigInput
     from singer_sdk.streams import Stream
 
@@ -69,6 +74,16 @@ class TapOutlign(Tap):
             raise ConfigError(describe_config_errors(exc.schema or {}, self._config)) from None
         if kwargs.get("validate_config", True):
             self._check_api_url()
+            self._check_start_date()
+
+    def _check_start_date(self) -> None:
+        value = self.config.get("start_date")
+        if value is not None and parse_timestamp(value) is None:
+            msg = (
+                "setting `start_date` is not an ISO 8601 date-time such as "
+                "2024-01-01T00:00:00Z; fix it and run again"
+            )
+            raise ConfigError(msg)
 
     def _check_api_url(self) -> None:
         parts = urlsplit(str(self.config.get("api_url", "")))
@@ -112,6 +127,20 @@ class TapOutlign(Tap):
     @override
     def discover_streams(self) -> list[Stream]:
         return [MeStream(self), CompaniesStream(self)]
+
+    @classmethod
+    @override
+    def cb_config(
+        cls,
+        ctx: click.Context,
+        param: click.Option,
+        value: tuple[str, ...],
+    ) -> _ConfigInput:
+        """Read the --config files, naming any that is missing or not a JSON object."""
+        for path in value:
+            if path != "ENV":
+                read_config_file(path)
+        return super().cb_config(ctx, param, value)
 
     @classmethod
     @override
