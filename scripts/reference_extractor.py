@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import io
 import os
 import sys
 
@@ -29,7 +30,8 @@ def main() -> None:
             "Accept": "application/json",
         }
     )
-    out = sys.stdout.buffer
+    # Buffered whatever PYTHONUNBUFFERED says (Meltano sets it), as the tap's writer is.
+    out = io.BufferedWriter(io.FileIO(sys.stdout.fileno(), "wb", closefd=False), 256 * 1024)
 
     def emit(stream: str, record: object) -> None:
         now = dt.datetime.now(dt.timezone.utc).isoformat()
