@@ -129,3 +129,27 @@ def test_deselected_fields_are_left_out_and_the_rest_kept(
         assert record["owner"] == expected_owner
         assert record["lifecycle_stage"] == company["lifecycle_stage"]
         assert record["name"] == company["name"]
+
+
+def test_concurrent_pages_are_emitted_in_page_order(
+    sandbox: Any, tap_config: dict[str, Any], tmp_path: Any
+) -> None:
+    # Page 2 answers last of the first batch in flight, so pages finish out of order.
+    sandbox.configure(
+        latency_ms=20,
+        faults=[{"path": "/api/v1/companies", "nth": [2], "action": "slow", "delay": 0.6}],
+    )
+
+    run = run_tap({**tap_config, "max_concurrency": 4}, tmp_path)
+
+    assert run.returncode == 0, run.stderr
+    ids = [r["id"] for r in run.records("companies")]
+    assert ids == sorted(c["id"] for c in sandbox.companies())
+    requests = [e for e in sandbox.log() if e["path"] == "/api/v1/companies"]
+    [slow] = [e for e in requests if e["fault"]]
+    overtaking = [
+        e
+        for e in requests
+        if int(e["query"]["page"]) > int(slow["query"]["page"]) and e["t"] < slow["t"] + 0.5
+    ]
+    assert overtaking, "later pages should be fetched while the slow one is pending"
