@@ -94,11 +94,12 @@ def run_tap(
     elif proc.returncode == 0:
         messages = parse_messages(proc.stdout)
     else:
-        messages = _lenient(proc.stdout)
+        messages = parse_complete_lines(proc.stdout)
     return TapRun(proc.returncode, proc.stdout, proc.stderr, messages)
 
 
-def _lenient(stdout: str) -> list[dict[str, Any]]:
+def parse_complete_lines(stdout: str) -> list[dict[str, Any]]:
+    """Messages up to the first line cut short (by a kill or a failure)."""
     messages = []
     for line in stdout.splitlines():
         try:

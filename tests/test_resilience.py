@@ -20,6 +20,7 @@ from tests.conftest import (
     TAP,
     TapRun,
     assert_each_once,
+    parse_complete_lines,
     remember_output,
     run_tap,
     tap_env,
@@ -211,17 +212,6 @@ def test_a_permanently_failing_endpoint_ends_within_the_budget(
 
 
 # -- 5. killed mid-sync, then resumed -------------------------------------------------------
-
-
-def parse_complete_lines(stdout: str) -> list[dict[str, Any]]:
-    """Messages up to the first line a kill cut short."""
-    messages = []
-    for line in stdout.splitlines():
-        try:
-            messages.append(json.loads(line))
-        except ValueError:
-            break
-    return messages
 
 
 def kill_mid_sync(config: dict[str, Any], tmp_path: Path, *args: str, after_records: int) -> TapRun:
