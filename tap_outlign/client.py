@@ -85,11 +85,8 @@ def _api_message(response: requests.Response) -> str:
 class OutlignStream(RESTStream[PageToken | None]):
     """Base for Outlign streams: one request path, one decoder, retries and pacing."""
 
-    # A retried 401 refreshes the token; everything else is in `validate_response`.
-    extra_retry_statuses = tuple(RETRY_STATUSES)
-
     def __init__(self, tap: Tap, *args: Any, **kwargs: Any) -> None:
-        """Share the tap's authenticator; pace this stream's requests on its own budget."""
+        """Share the tap's login and request pacer (Outlign throttles per user)."""
         super().__init__(tap, *args, **kwargs)
         self.pacer: RateLimitPacer = tap.pacer  # type: ignore[attr-defined]
         self._undocumented_seen: set[str] = set()
