@@ -102,6 +102,11 @@ class PageWalk:
         token = first.next_token
         if token is None:
             return
+        if token.page is not None and first.total is None:
+            self._logger.warning(
+                "Outlign's pages carry no total (simplePaginate): records deleted during "
+                "this sync can shift others onto pages already read, unseen"
+            )
         if self._concurrency > 1 and token.page is not None and first.last_page:
             token = yield from self._concurrent(token.page, first.last_page)
         while token is not None:
