@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import random
+import sys
 import time
 from datetime import datetime, timezone
 from functools import cached_property
@@ -19,7 +21,7 @@ from singer_sdk.streams import RESTStream
 from singer_sdk.streams.rest import PageContext
 from typing_extensions import override
 
-from tap_outlign.errors import LOGIN_HINT, OutlignAPIError
+from tap_outlign.errors import LOGIN_HINT, OutlignAPIError, OutlignError
 from tap_outlign.pacing import RateLimitPacer, WaitBeyondDeadlineError, header_seconds
 from tap_outlign.page_walk import PageWalk
 from tap_outlign.pagination import (
@@ -82,6 +84,16 @@ def _api_message(response: requests.Response) -> str:
     return response.reason or "no message"
 
 
+class _QuietKnownFailures(logging.Filter):
+    """Drops the SDK's 'unhandled error' line for failures we report in one line ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            str(record.msg).startswith("An unhandled error occurred while syncing")
+            and isinstance(sys.exc_info()[1], OutlignError)
+        )
+
+
 class OutlignStream(RESTStream[PageToken | None]):
     """Base for Outlign streams: one request path, one decoder, retries and pacing."""
 
@@ -92,6 +104,8 @@ class OutlignStream(RESTStream[PageToken | None]):
         self._undocumented_seen: set[str] = set()
         self._page_extracted_at = datetime.now(timezone.utc)
         self._proxies: dict[str, str] | None = None
+        if not any(isinstance(f, _QuietKnownFailures) for f in self.logger.filters):
+            self.logger.addFilter(_QuietKnownFailures())
 
     @property
     @override

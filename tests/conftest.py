@@ -49,8 +49,10 @@ class TapRun:
         return [m["value"] for m in self.messages if m["type"] == "STATE"]
 
     def error_lines(self) -> list[str]:
-        """The stderr lines that carry the tap's final one-line error."""
-        return [line for line in self.stderr.splitlines() if ": error: " in line]
+        """The stderr lines that report an error: the tap's own line and any ERROR log."""
+        return [
+            line for line in self.stderr.splitlines() if ": error: " in line or "| ERROR" in line
+        ]
 
 
 def parse_messages(stdout: str) -> list[dict[str, Any]]:
