@@ -9,7 +9,8 @@ already emitted. Cursor pages do not shift.
 
 Known limits: `simplePaginate()` pages carry no total, so deletions there go unseen; and
 deletions exactly offset by creations between two page reads leave the total unchanged, so
-the records they shift are missed by this run (they arrive with the next one).
+the records they shift are missed by this run (and, if unchanged, by incremental runs
+after it: a full refresh reconciles).
 
 When the first page tells how many pages there are, the rest are fetched concurrently
 (bounded in flight and in look-ahead) and still handed out in page order.
