@@ -169,6 +169,25 @@ def test_a_broken_200_page_is_retried(
     assert len(faulted) == 2
 
 
+def test_a_page_slower_than_the_timeout_is_retried(
+    sandbox: Any, tap_config: dict[str, Any], tmp_path: Path, companies_ids: list[int]
+) -> None:
+    # The 2nd companies request answers after 2.5 s; the tap gives up reading at 1 s.
+    sandbox.configure(faults=[{"path": COMPANIES, "nth": [2], "action": "slow", "delay": 2.5}])
+
+    run = run_tap(
+        {**tap_config, "page_size": 100, "request_timeout": 1, "max_concurrency": 1},
+        tmp_path,
+        env={"LOGLEVEL": "INFO"},
+    )
+
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert_each_once(run.records("companies"), companies_ids)
+    assert "timed out" in run.stderr.lower()
+    pages = [e["query"]["page"] for e in sandbox.log() if e["path"] == COMPANIES]
+    assert pages.count("2") == 2, "the timed-out page was asked for again"
+
+
 # -- 4. an endpoint that never recovers ------------------------------------------------------
 
 
