@@ -250,12 +250,16 @@ class OutlignStream(RESTStream[PageToken | None]):
             details.get("wait", 0.0),
         )
 
+    @cached_property
+    def _send_with_retries(self) -> Callable[..., requests.Response]:
+        """`_send` wrapped in this stream's retry policy, built once rather than per page."""
+        return self.request_decorator(self._send)
+
     def fetch_page(self, context: Context | None, token: PageToken | None) -> Page:
         """One page, with retries; a failure that outlasts them ends the run clearly."""
-        send = self.request_decorator(self._send)
         budget = float(self.config["retry_budget_seconds"])
         try:
-            response: requests.Response = send(context, token, time.monotonic() + budget)
+            response = self._send_with_retries(context, token, time.monotonic() + budget)
         except WaitBeyondDeadlineError as exc:
             msg = (
                 f"stream '{self.name}': Outlign asked to wait {exc.wait:.0f} s before the next "

@@ -50,7 +50,6 @@ class RateLimitPacer:
     Laravel throttles per user, not per endpoint, so one tap (one login) has one pacer.
     """
 
-
     def __init__(self) -> None:
         """Start knowing nothing about the limit: requests go at once until headers arrive."""
         self._cond = threading.Condition()
