@@ -73,6 +73,27 @@ def tap_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def run_command(
+    argv: list[str],
+    *,
+    env: dict[str, str] | None = None,
+    stdin: str | None = None,
+    timeout: float = 120,
+) -> subprocess.CompletedProcess[str]:
+    """Run one of our commands as a user would, keeping its output for the leak check."""
+    proc = subprocess.run(
+        argv,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=tap_env(env),
+        check=False,
+    )
+    remember_output(proc.stdout, proc.stderr)
+    return proc
+
+
 def run_tap(
     config: dict[str, Any],
     tmp_path: Path,
@@ -82,15 +103,7 @@ def run_tap(
 ) -> TapRun:
     """Run `tap-outlign --config <config>` with extra args; parse what it printed."""
     config_file = write_config(config, tmp_path)
-    proc = subprocess.run(
-        [TAP, "--config", str(config_file), *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=tap_env(env),
-        check=False,
-    )
-    remember_output(proc.stdout, proc.stderr)
+    proc = run_command([TAP, "--config", str(config_file), *args], env=env, timeout=timeout)
     if {"--discover", "--about"} & set(args):
         messages = []  # a catalog or a description, not Singer messages
     elif proc.returncode == 0:

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.conftest import TAP, TapRun, remember_output, run_tap, tap_env
+from tests.conftest import TAP, TapRun, run_command, run_tap
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -191,15 +190,7 @@ def test_a_good_state_file_still_works(
 
 def run_with_config_file(path: str) -> TapRun:
     """The tap with only this --config file (run_tap would add a good one too)."""
-    proc = subprocess.run(
-        [TAP, "--config", path],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        env=tap_env({"LOGLEVEL": "INFO"}),
-        check=False,
-    )
-    remember_output(proc.stdout, proc.stderr)
+    proc = run_command([TAP, "--config", path], env={"LOGLEVEL": "INFO"}, timeout=30)
     return TapRun(proc.returncode, proc.stdout, proc.stderr)
 
 

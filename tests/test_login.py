@@ -20,7 +20,15 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 import requests
 
-from tests.conftest import AUTH, assert_each_once, remember_output, run_tap, tap_env, write_config
+from tests.conftest import (
+    AUTH,
+    assert_each_once,
+    remember_output,
+    run_command,
+    run_tap,
+    tap_env,
+    write_config,
+)
 
 LOGIN_TIMEOUT = 60
 
@@ -117,17 +125,9 @@ def run_auth(
 ) -> subprocess.CompletedProcess[str]:
     """Run `tap-outlign-auth --config <file> <args>`, remembering its output for leak checks."""
     config_file = write_config(config, tmp_path, "auth-config.json")
-    proc = subprocess.run(
-        [AUTH, "--config", str(config_file), *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env=tap_env(env),
-        check=False,
+    return run_command(
+        [AUTH, "--config", str(config_file), *args], env=env, stdin=stdin, timeout=timeout
     )
-    remember_output(proc.stdout, proc.stderr)
-    return proc
 
 
 def browser_login(
